@@ -1,0 +1,3 @@
+from streamfunnel.cli import main
+
+main()

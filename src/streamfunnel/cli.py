@@ -1,0 +1,152 @@
+"""The ``streamfunnel`` command line."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import IO
+
+import click
+
+from streamfunnel import __version__
+from streamfunnel.config import load_config
+from streamfunnel.errors import StreamfunnelError
+from streamfunnel.rules import INDUSTRIES
+
+logger = logging.getLogger(__name__)
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="streamfunnel")
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
+    default="info",
+    show_default=True,
+    envvar="STREAMFUNNEL_LOG_LEVEL",
+    help="Log verbosity (logs go to stderr).",
+)
+def cli(log_level: str) -> None:
+    """Micro conversions and funnel abandonment, in real time, from Kafka."""
+    _configure_logging(log_level)
+
+
+@cli.command()
+@click.argument("events", type=click.Path(dir_okay=False, allow_dash=True))
+@click.option(
+    "--industry",
+    type=click.Choice(INDUSTRIES),
+    help="Industry preset; overrides the configuration file.",
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="STREAMFUNNEL_CONFIG",
+    help="TOML configuration file.",
+)
+@click.option(
+    "--dead-letter",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    help="Write invalid and late lines, with their reason, to this file.",
+)
+@click.option("--quiet", is_flag=True, help="No progress or summary on stderr.")
+def replay(
+    events: str,
+    industry: str | None,
+    config_path: Path | None,
+    dead_letter: Path | None,
+    quiet: bool,
+) -> None:
+    """Run EVENTS (JSON lines, or - for stdin) through the funnel rules offline.
+
+    Output records go to stdout as JSON lines; progress and a summary go to
+    stderr. End of input ends every open session.
+    """
+    from streamfunnel.replay import replay as run_replay
+    from streamfunnel.replay import summary
+    from streamfunnel.tuning import tune_for_throughput
+
+    rules = load_config(config_path, industry=industry).rules
+    tune_for_throughput()
+    source: IO[bytes]
+    try:
+        source = sys.stdin.buffer if events == "-" else open(events, "rb")  # noqa: SIM115
+    except OSError as exc:
+        raise click.ClickException(f"cannot read {events}: {exc.strerror}") from exc
+    sink: IO[bytes] | None = None
+    try:
+        if dead_letter is not None:
+            try:
+                sink = dead_letter.open("wb")
+            except OSError as exc:
+                raise click.ClickException(
+                    f"cannot write {dead_letter}: {exc.strerror}"
+                ) from exc
+        progress = None if quiet else sys.stderr
+        try:
+            result = run_replay(source, rules, sys.stdout.buffer, sink, progress)
+        except OSError as exc:
+            raise click.ClickException(f"reading {events} failed: {exc}") from exc
+        sys.stdout.buffer.flush()
+    finally:
+        if source is not sys.stdin.buffer:
+            source.close()
+        if sink is not None:
+            sink.close()
+    if not quiet:
+        sys.stderr.write(summary(result, rules))
+
+
+@cli.command()
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="STREAMFUNNEL_CONFIG",
+    help="TOML configuration file (rules, [kafka], [topics], [worker]).",
+)
+@click.option(
+    "--industry",
+    type=click.Choice(INDUSTRIES),
+    help="Industry preset; overrides the configuration file.",
+)
+@click.pass_context
+def worker(ctx: click.Context, config_path: Path | None, industry: str | None) -> None:
+    """Consume clickstream topics and publish conversions and alerts live.
+
+    Runs until SIGTERM or Ctrl-C, then commits what it processed and stops.
+    """
+    from streamfunnel.tuning import tune_for_throughput
+    from streamfunnel.worker.app import run_worker
+
+    config = load_config(config_path, industry=industry)
+    tune_for_throughput()
+    level = ctx.find_root().params.get("log_level") or "info"
+    run_worker(config, level)
+
+
+def main() -> None:
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        sys.stderr.write("aborted\n")
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except StreamfunnelError as exc:
+        sys.stderr.write(f"streamfunnel: {exc}\n")
+        sys.exit(2)
+    except BrokenPipeError:
+        # Piping into `head` closes stdout early; that is not an error.
+        sys.exit(0)

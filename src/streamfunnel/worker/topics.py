@@ -1,0 +1,67 @@
+"""Creating the worker's input and output topics before Faust starts.
+
+Faust creates its own internal topics (the session-keyed topic and the
+changelog); the topics users produce to and subscribe to are created here, with
+the configured partitions, if they do not exist yet. Existing topics are left
+as they are.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from streamfunnel.config import Config
+from streamfunnel.errors import BrokerError
+from streamfunnel.worker.security import aiokafka_options
+
+logger = logging.getLogger(__name__)
+
+ADMIN_TIMEOUT_S = 30.0
+
+
+def user_topics(config: Config) -> list[str]:
+    t = config.topics
+    return [*t.inputs, t.abandonments, t.conversions, t.metrics, t.dead_letter]
+
+
+async def ensure_topics(config: Config) -> list[str]:
+    """Create missing user topics; returns the names it created."""
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+    from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+
+    admin: Any = AIOKafkaAdminClient(
+        request_timeout_ms=int(ADMIN_TIMEOUT_S * 1000), **aiokafka_options(config.kafka)
+    )
+    try:
+        async with asyncio.timeout(ADMIN_TIMEOUT_S):
+            await admin.start()
+            existing = set(await admin.list_topics())
+            missing = [name for name in user_topics(config) if name not in existing]
+            if missing:
+                new = [
+                    NewTopic(
+                        name,
+                        num_partitions=config.topics.partitions,
+                        replication_factor=config.topics.replication_factor,
+                    )
+                    for name in missing
+                ]
+                # Another worker starting at the same time may win the race.
+                with contextlib.suppress(TopicAlreadyExistsError):
+                    await admin.create_topics(new)
+                logger.info("created topics %s", ", ".join(missing))
+    except TimeoutError as exc:
+        raise BrokerError(
+            f"Kafka at {config.kafka.bootstrap_servers} did not answer within "
+            f"{ADMIN_TIMEOUT_S:g} s"
+        ) from exc
+    except (KafkaError, OSError) as exc:
+        raise BrokerError(
+            f"cannot reach Kafka at {config.kafka.bootstrap_servers}: {exc}"
+        ) from exc
+    finally:
+        await admin.close()
+    return missing
