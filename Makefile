@@ -19,12 +19,10 @@ $(VENV)/.installed: pyproject.toml setup.py $(wildcard src/streamfunnel/*.py)
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
-# The broker keeps running after `make run` returns; kafka-local prints the
-# bootstrap address (127.0.0.1:9092) and status shows it answering.
+# The demo: a local Kafka broker, the worker, simulated traffic and the alerts
+# as they are published. Ctrl-C stops everything it started.
 run: venv
-	$(BIN)/python deploy/kafka-local/kafka-local start
-	$(BIN)/python deploy/kafka-local/kafka-local status
-	@echo "Stop the broker with: deploy/kafka-local/kafka-local stop"
+	$(BIN)/streamfunnel demo
 
 # pytest exits 5 when it collected nothing; a suite that ran no test is a failure.
 test: venv

@@ -10,9 +10,9 @@ from typing import IO
 import click
 
 from streamfunnel import __version__
+from streamfunnel.cli_options import bootstrap_option, config_option, industry_option
 from streamfunnel.config import load_config
 from streamfunnel.errors import StreamfunnelError
-from streamfunnel.rules import INDUSTRIES
 
 logger = logging.getLogger(__name__)
 
@@ -23,6 +23,10 @@ def _configure_logging(level: str) -> None:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if level.lower() != "debug":
+        # aiokafka narrates every subscription and group change at info level,
+        # which buries the command's own output.
+        logging.getLogger("aiokafka").setLevel(logging.WARNING)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -42,18 +46,8 @@ def cli(log_level: str) -> None:
 
 @cli.command()
 @click.argument("events", type=click.Path(dir_okay=False, allow_dash=True))
-@click.option(
-    "--industry",
-    type=click.Choice(INDUSTRIES),
-    help="Industry preset; overrides the configuration file.",
-)
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    envvar="STREAMFUNNEL_CONFIG",
-    help="TOML configuration file.",
-)
+@industry_option
+@config_option
 @click.option(
     "--dead-letter",
     type=click.Path(dir_okay=False, writable=True, path_type=Path),
@@ -108,18 +102,8 @@ def replay(
 
 
 @cli.command()
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    envvar="STREAMFUNNEL_CONFIG",
-    help="TOML configuration file (rules, [kafka], [topics], [worker]).",
-)
-@click.option(
-    "--industry",
-    type=click.Choice(INDUSTRIES),
-    help="Industry preset; overrides the configuration file.",
-)
+@config_option
+@industry_option
 @click.pass_context
 def worker(ctx: click.Context, config_path: Path | None, industry: str | None) -> None:
     """Consume clickstream topics and publish conversions and alerts live.
@@ -133,6 +117,83 @@ def worker(ctx: click.Context, config_path: Path | None, industry: str | None) -
     tune_for_throughput()
     level = ctx.find_root().params.get("log_level") or "info"
     run_worker(config, level)
+
+
+@cli.command()
+@config_option
+@industry_option
+@click.option(
+    "--rate",
+    "rate_per_s",
+    type=click.FloatRange(min=0, min_open=True),
+    default=40.0,
+    show_default=True,
+    help="Simulated events per second.",
+)
+@bootstrap_option
+@click.option(
+    "--broker-port",
+    type=click.IntRange(1, 65534),
+    default=9092,
+    show_default=True,
+    help="Port of the local broker the demo starts (its controller: +1).",
+)
+@click.option(
+    "--web-port",
+    type=click.IntRange(1, 65535),
+    default=6066,
+    show_default=True,
+    help="Port of the worker's health page.",
+)
+@click.option(
+    "--duration",
+    "duration_s",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="SECONDS",
+    help="Stop by itself after this long (default: run until Ctrl-C).",
+)
+@click.option(
+    "--run-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path(".run/demo"),
+    show_default=True,
+    help="Where the demo keeps its broker data, worker state and logs.",
+)
+def demo(
+    config_path: Path | None,
+    industry: str | None,
+    rate_per_s: float,
+    bootstrap_servers: str | None,
+    broker_port: int,
+    web_port: int,
+    duration_s: float | None,
+    run_dir: Path,
+) -> None:
+    """Run everything locally: a Kafka broker, the worker, simulated traffic,
+    and the alerts as they are published. Ctrl-C stops it all."""
+    from streamfunnel.demo import DemoPlan, run_demo
+
+    config = load_config(config_path, industry=industry)
+    plan = DemoPlan(
+        run_dir=run_dir.resolve(),
+        industry=industry,
+        rate_per_s=rate_per_s,
+        broker_port=broker_port,
+        web_port=web_port,
+        bootstrap_servers=bootstrap_servers,
+        duration_s=duration_s,
+    )
+    run_demo(plan, config, config_path)
+
+
+def _register_traffic_commands() -> None:
+    from streamfunnel.cli_traffic import alerts, simulate
+
+    cli.add_command(simulate)
+    cli.add_command(alerts)
+
+
+_register_traffic_commands()
 
 
 def main() -> None:

@@ -46,6 +46,9 @@ VALID: Final = "valid"
 Arrival = tuple[int, bytes, str]
 
 MAX_GAP_MS: Final = 10 * 60 * 1000
+# A duplicate arrives between 100 ms and this long after the line it repeats,
+# the way a client re-sends after a timeout.
+MAX_RESEND_DELAY_MS: Final = 3000
 MAX_PAGE_VIEWS: Final = 80
 
 _Step = tuple[str, Any, int]
@@ -212,7 +215,8 @@ class SessionBuilder:
             roll = rnd()
             if roll < noise_p:
                 if roll < dup_p:
-                    append((arrival + 100 + int(rnd() * 2900), line, DUPLICATE))
+                    resend_ms = 100 + int(rnd() * (MAX_RESEND_DELAY_MS - 100))
+                    append((arrival + resend_ms, line, DUPLICATE))
                 else:
                     reason = CORRUPTIONS[int(rnd() * len(CORRUPTIONS))]
                     doc["event_id"] += "-x"

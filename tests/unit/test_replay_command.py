@@ -87,7 +87,8 @@ def test_replay_bad_configuration_is_one_line_error(tmp_path: Path) -> None:
 
 
 def test_every_subcommand_has_help() -> None:
-    for args in (["--help"], ["replay", "--help"]):
+    commands = ("replay", "worker", "demo", "simulate", "alerts")
+    for args in (["--help"], *([name, "--help"] for name in commands)):
         result = streamfunnel(*args)
         assert result.returncode == 0
         assert b"Usage:" in result.stdout

@@ -7,6 +7,7 @@ simulated lines through the real engine with each industry's preset.
 from __future__ import annotations
 
 import io
+import itertools
 from collections import Counter
 from dataclasses import dataclass
 
@@ -26,6 +27,8 @@ from streamfunnel.simulation import (
     DOCUMENTED_RANGES,
     VALID,
     SimulationSettings,
+    lines_per_session,
+    simulate_arrivals,
     simulate_duration,
     simulate_labelled,
     simulate_sessions,
@@ -258,3 +261,35 @@ def test_settings_out_of_range_are_refused(
 def test_count_or_duration_but_not_both() -> None:
     with pytest.raises(TypeError):
         simulate_labelled(SimulationSettings(), count=1, duration_s=1.0)
+
+
+def test_arrivals_come_in_order_each_no_earlier_than_its_event() -> None:
+    settings = SimulationSettings(seed=8, delayed_share=0.2)
+    arrivals = list(simulate_arrivals(settings, count=400))
+    assert [(line, label) for _, line, label in arrivals] == list(
+        simulate_labelled(settings, count=400)
+    )
+    times = [at for at, _, _ in arrivals]
+    assert times == sorted(times)
+    decoder = EventDecoder()
+    delayed = 0
+    for at, line, _ in arrivals:
+        item = decoder.decode(line)
+        if isinstance(item, Event):
+            assert item.ts <= at
+            delayed += item.ts < at
+    assert delayed > 0
+
+
+def test_arrivals_without_a_bound_keep_coming() -> None:
+    endless = simulate_arrivals(SimulationSettings(seed=1, sessions_per_s=1000.0))
+    assert len(list(itertools.islice(endless, 30_000))) == 30_000
+    with pytest.raises(TypeError):
+        simulate_arrivals(SimulationSettings(), count=1, duration_s=1.0)
+
+
+def test_lines_per_session_counts_noise_too() -> None:
+    settings = SimulationSettings(seed=3)
+    mean = lines_per_session(settings, sample_sessions=500)
+    assert mean == sum(1 for _ in simulate_sessions(settings, 500)) / 500
+    assert 4.0 < mean < 10.0

@@ -14,8 +14,8 @@ import logging
 from typing import Any
 
 from streamfunnel.config import Config
+from streamfunnel.connection import client_options
 from streamfunnel.errors import BrokerError
-from streamfunnel.worker.security import aiokafka_options
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +33,8 @@ async def ensure_topics(config: Config) -> list[str]:
     from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
     admin: Any = AIOKafkaAdminClient(
-        request_timeout_ms=int(ADMIN_TIMEOUT_S * 1000), **aiokafka_options(config.kafka)
+        request_timeout_ms=int(ADMIN_TIMEOUT_S * 1000),
+        **client_options(config.kafka, "worker-admin"),
     )
     try:
         async with asyncio.timeout(ADMIN_TIMEOUT_S):
