@@ -85,7 +85,7 @@ def test_demo_shows_every_kind_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> No
     # process groups, so only the demo gets it and stops them in order).
     demo.process.send_signal(signal.SIGINT)
     assert demo.process.wait(timeout=STOP_TIMEOUT_S) == 0, demo.output()
-    assert "demo stopped" in demo.output()
+    assert "demo stopped" in demo.lines, demo.output()
     assert port_is_free(demo.broker_port), "the broker still holds its port"
     assert port_is_free(demo.web_port), "the worker still holds its web port"
     status = subprocess.run(
@@ -105,5 +105,5 @@ def test_demo_shows_every_kind_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> No
     # A second run in the same place needs no clean-up.
     again = Demo(run_dir, "--duration", "20")
     assert again.process.wait(timeout=SEE_ALL_TIMEOUT_S) == 0, again.output()
-    assert "streamfunnel demo" in again.output()
+    assert "streamfunnel demo" in again.lines, again.output()
     assert port_is_free(again.broker_port)
