@@ -51,6 +51,13 @@ def rules(industry: str = "ecommerce", **doc: Any) -> Rules:
 
 def run(docs: list[dict[str, Any]], rules_: Rules | None = None) -> list[Record]:
     """All records the engine gives for ``docs`` in this arrival order."""
+    return run_engine(docs, rules_)[0]
+
+
+def run_engine(
+    docs: list[dict[str, Any]], rules_: Rules | None = None
+) -> tuple[list[Record], FunnelEngine]:
+    """The records, and the engine with its tally, after ``docs`` and the end."""
     rules_ = rules_ or build_rules({})
     engine = FunnelEngine(rules_)
     out: list[Record] = []
@@ -59,7 +66,7 @@ def run(docs: list[dict[str, Any]], rules_: Rules | None = None) -> list[Record]
         out.extend(engine.take())
     engine.flush()
     out.extend(engine.take())
-    return out
+    return out, engine
 
 
 def of_type(records: list[Record], type_: str) -> list[Record]:

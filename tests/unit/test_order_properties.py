@@ -13,7 +13,7 @@ from streamfunnel import vocabulary as v
 from streamfunnel.engine import FunnelEngine
 from streamfunnel.records import Record
 
-from .builders import SECOND, T0, event, rules
+from .builders import SECOND, T0, rules, run_engine
 
 LATENESS_S = 60
 CONFIG = rules(session={"timeout_s": 300, "allowed_lateness_s": LATENESS_S})
@@ -61,14 +61,7 @@ def timelines(draw: st.DrawFn) -> list[dict[str, Any]]:
 
 
 def run(docs: list[dict[str, Any]]) -> tuple[list[Record], FunnelEngine]:
-    engine = FunnelEngine(CONFIG)
-    out: list[Record] = []
-    for doc in docs:
-        engine.ingest(event(doc, CONFIG))
-        out.extend(engine.take())
-    engine.flush()
-    out.extend(engine.take())
-    return out, engine
+    return run_engine(docs, CONFIG)
 
 
 def per_session(records: list[Record]) -> dict[str, list[bytes]]:
