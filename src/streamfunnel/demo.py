@@ -205,6 +205,7 @@ def _banner(
         "streamfunnel demo",
         f"  broker    {bootstrap}",
         f"  worker    http://127.0.0.1:{plan.web_port}/health  (log {worker_log})",
+        f"  metrics   http://127.0.0.1:{plan.web_port}/metrics",
         f"  traffic   {plan.rate_per_s:g} events/s of simulated visitors  "
         f"(log {traffic_log})",
         f"  sessions  end {timeout:g} s after their last event, alerts follow "

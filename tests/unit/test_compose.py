@@ -19,11 +19,15 @@ from typing import Any
 import pytest
 import yaml
 
+from streamfunnel.settings import WorkerSettings
 from tests.local_broker import KAFKA_LOCAL, REPO_ROOT
 
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
 POM = REPO_ROOT / "deploy" / "kafka-local" / "pom.xml"
 POM_NS = {"pom": "http://maven.apache.org/POM/4.0.0"}
+# The ports the official Prometheus and Grafana images listen on.
+PROMETHEUS_PORT = 9090
+GRAFANA_PORT = 3000
 
 
 @functools.cache
@@ -42,7 +46,13 @@ def load_kafka_local() -> ModuleType:
 def project_ports() -> dict[str, set[tuple[int, int]]]:
     """(host, container) ports each service may publish, from project defaults."""
     broker_port = int(load_kafka_local().DEFAULT_PORT)
-    return {"kafka": {(broker_port, broker_port)}}
+    web_port = WorkerSettings().web_port
+    return {
+        "kafka": {(broker_port, broker_port)},
+        "worker": {(web_port, web_port)},
+        "prometheus": {(PROMETHEUS_PORT, PROMETHEUS_PORT)},
+        "grafana": {(GRAFANA_PORT, GRAFANA_PORT)},
+    }
 
 
 def load_compose(text: str) -> dict[str, Any]:
@@ -126,6 +136,35 @@ def test_published_ports_are_the_project_defaults(compose: dict[str, Any]) -> No
     assert published_ports(compose["services"]["kafka"]) == [(9092, 9092)]
 
 
+def test_monitoring_services_are_wired_to_each_other(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    worker = services["worker"]
+    assert published_ports(worker) == [(6066, 6066)]
+    env = worker["environment"]
+    assert env["STREAMFUNNEL_KAFKA_BOOTSTRAP_SERVERS"] == "kafka:19092"
+    # Reachable from Prometheus' container, published on the host's loopback.
+    assert env["STREAMFUNNEL_WORKER_WEB_HOST"] == "0.0.0.0"
+    assert int(env["STREAMFUNNEL_WORKER_WEB_PORT"]) == WorkerSettings().web_port
+    assert all(str(p).startswith("127.0.0.1:") for p in worker["ports"])
+
+    prometheus = services["prometheus"]
+    [config_flag] = [c for c in prometheus["command"] if c.startswith("--config.file=")]
+    mount = next(v for v in prometheus["volumes"] if ":/etc/prometheus" in v)
+    host_dir = COMPOSE_FILE.parent / mount.split(":")[0]
+    config_file = host_dir / Path(config_flag.split("=", 1)[1]).name
+    config = yaml.safe_load(config_file.read_text())
+    [job] = config["scrape_configs"]
+    assert job["static_configs"][0]["targets"] == [
+        f"worker:{WorkerSettings().web_port}"
+    ]
+    for rule_file in config["rule_files"]:
+        assert (host_dir / rule_file).exists(), rule_file
+
+    grafana_mounts = {v.split(":")[1] for v in services["grafana"]["volumes"]}
+    assert "/etc/grafana/provisioning" in grafana_mounts
+    assert "/var/lib/grafana/dashboards" in grafana_mounts
+
+
 def test_broker_matches_the_local_broker(compose: dict[str, Any]) -> None:
     kafka = compose["services"]["kafka"]
     tree = ET.parse(POM)  # noqa: S314 - the repository's own pom, not input
@@ -148,7 +187,7 @@ services:
   worker:
     volumes: ["./present.yml:/etc/a.yml", "./absent.yml:/etc/b.yml", "data:/data"]
     env_file: [worker.env]
-    ports: ["6066:6066"]
+    ports: ["8080:6066"]
   kafka:
     ports:
       - target: 9092
@@ -164,6 +203,6 @@ configs:
         "./grafana/dashboards",
     ]
     assert unexpected_ports(compose, project_ports()) == [
-        "worker publishes 6066:6066",
+        "worker publishes 8080:6066",
         "kafka publishes 29092:9092",
     ]

@@ -1,4 +1,4 @@
-"""The Faust application: topics, the session table, agents, ticks and /health.
+"""The Faust application: topics, the session table, agents, ticks, /health, /metrics.
 
 Two agents, each with concurrency 1 (Faust can commit past an in-flight event
 with more):
@@ -12,6 +12,9 @@ with more):
   batch. Its offsets are committed only after the batch's table writes and
   outputs were handed to the producer, which Faust flushes before committing.
 
+``/metrics`` serves ``streamfunnel.metrics`` in Prometheus' text format from
+the same web server as ``/health``.
+
 A timer sends a tick into every quiet partition this worker owns, so that
 stream time follows the clock there and alerts fire on time without traffic.
 """
@@ -24,9 +27,12 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
 from streamfunnel.config import Config
 from streamfunnel.engine import decoder_for
 from streamfunnel.events import Invalid
+from streamfunnel.metrics import WorkerMetrics
 from streamfunnel.tally import Tally, bump
 from streamfunnel.worker.deadletters import (
     dead_letter_headers,
@@ -79,7 +85,9 @@ class TableStore:
 class Worker:
     """The Faust app and the per-partition processors it drives."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(
+        self, config: Config, registry: CollectorRegistry | None = None
+    ) -> None:
         import faust
 
         self.config = config
@@ -88,6 +96,12 @@ class Worker:
         self.started_ms = _now_ms()
         self.processors: dict[int, PartitionProcessor] = {}
         self.router_tally = Tally()
+        # A registry of its own rather than the process-wide default, so that a
+        # second Worker in one process (tests) registers without clashing.
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self.metrics = WorkerMetrics(
+            self.registry, config.rules, lambda: self.processors, self.router_tally
+        )
         self.app = faust.App(
             settings.app_id,
             broker=f"kafka://{config.kafka.bootstrap_servers}",
@@ -154,7 +168,14 @@ class Worker:
             # Faust makes this function the GET method of a view class.
             return view.json(self.health())
 
+        async def metrics(view: Any, request: Any) -> Any:
+            return view.bytes(
+                generate_latest(self.registry),
+                headers={"Content-Type": CONTENT_TYPE_LATEST},
+            )
+
         app.page("/health")(health)
+        app.page("/metrics")(metrics)
         app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
 
     # -- agents -----------------------------------------------------------------
@@ -217,13 +238,16 @@ class Worker:
                         now,
                     )
                 processor.persist(self.store, now)
+                newest = processor.take_newest_event_ts()
+                if newest is not None:
+                    self.metrics.observe_batch(newest, now)
                 for outgoing in processor.drain():
                     await self._send(outgoing)
 
     def _processor(self, partition: int, now_ms: int) -> PartitionProcessor:
         processor = self.processors.get(partition)
         if processor is None:
-            processor = PartitionProcessor(partition, self.config)
+            processor = PartitionProcessor(partition, self.config, self.metrics)
             processor.recover(self.store, now_ms)
             self.processors[partition] = processor
         return processor
@@ -276,7 +300,9 @@ class Worker:
         name = self.internal.get_topic_name()
         dropped = [tp.partition for tp in revoked if tp.topic == name]
         for partition in dropped:
-            self.processors.pop(partition, None)
+            processor = self.processors.pop(partition, None)
+            if processor is not None:
+                self.metrics.retire(processor)
         if dropped:
             logger.info("partitions revoked: %s", sorted(dropped))
 
@@ -312,7 +338,7 @@ def run_worker(config: Config, log_level: str) -> None:
     asyncio.run(ensure_topics(config))
     worker = Worker(config)
     logger.info(
-        "worker %s: consuming %s, health on http://%s:%d/health",
+        "worker %s: consuming %s, health and metrics on http://%s:%d",
         config.worker.app_id,
         ", ".join(config.topics.inputs),
         config.worker.web_host,

@@ -17,9 +17,9 @@ import orjson
 
 from streamfunnel.config import Config
 from streamfunnel.engine import BEGINNING_OF_TIME, LATE, FunnelEngine, decoder_for
-from streamfunnel.events import Invalid
+from streamfunnel.events import Invalid, parse_timestamp
 from streamfunnel.funnel_metrics import FunnelWindows
-from streamfunnel.records import ABANDONMENT, Record
+from streamfunnel.records import ABANDONMENT, MACRO_CONVERSION, Record
 from streamfunnel.snapshots import (
     PartitionMark,
     SnapshotError,
@@ -54,6 +54,13 @@ class SessionStore(Protocol):
     def delete(self, key: bytes) -> None: ...
     def get(self, key: bytes) -> bytes | None: ...
     def items(self) -> Iterable[tuple[bytes, bytes]]: ...
+
+
+class PublishObserver(Protocol):
+    """Told about records as they leave (``streamfunnel.metrics`` implements it)."""
+
+    def observe_alert(self, due_ms: int, published_ms: int) -> None: ...
+    def observe_macro(self, session_start_ms: int, at_ms: int) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -92,8 +99,14 @@ def mark_key(partition: int) -> bytes:
 class PartitionProcessor:
     """Everything the worker knows about one partition of the session topic."""
 
-    def __init__(self, partition: int, config: Config) -> None:
+    def __init__(
+        self,
+        partition: int,
+        config: Config,
+        observer: PublishObserver | None = None,
+    ) -> None:
         self.partition = partition
+        self.observer = observer
         self.rules = config.rules
         self.idle_after_ms = round(config.worker.idle_after_s * 1000)
         self.windows = FunnelWindows(
@@ -109,6 +122,8 @@ class PartitionProcessor:
         self.last_event_wall_ms = 0
         self.max_ts_wall_ms = 0
         self.counts = PartitionCounts()
+        # Event time of the newest event since the last ``take_newest_event_ts``.
+        self._newest_ts: int | None = None
         self._stored: set[str] = set()
         self._out: list[Outgoing] = []
 
@@ -177,8 +192,10 @@ class PartitionProcessor:
                 self._dead(LATE, "event time is before stream time", message)
             if engine.max_event_ts > before:
                 self.max_ts_wall_ms = now_ms
+            if self._newest_ts is None or item.ts > self._newest_ts:
+                self._newest_ts = item.ts
         self.last_event_wall_ms = now_ms
-        self._collect()
+        self._collect(now_ms)
 
     def follow_clock(self, now_ms: int) -> None:
         """On a quiet partition, let stream time run on with the wall clock.
@@ -195,26 +212,51 @@ class PartitionProcessor:
         engine.advance_to(
             engine.max_event_ts + elapsed - engine.rules.allowed_lateness_ms
         )
-        self._collect()
+        self._collect(now_ms)
 
     def is_idle(self, now_ms: int) -> bool:
         return now_ms - self.last_event_wall_ms >= self.idle_after_ms
 
-    def _collect(self) -> None:
+    def take_newest_event_ts(self) -> int | None:
+        """Event time of the newest event handled since the last call, if any."""
+        newest, self._newest_ts = self._newest_ts, None
+        return newest
+
+    def _collect(self, now_ms: int) -> None:
         engine = self.engine
         if engine.outbox:
             for record in engine.take():
-                self._publish(record)
+                self._publish(record, now_ms)
         for record in self.windows.close(engine.stream_time):
             self._out.append(
                 Outgoing(METRICS, str(self.partition).encode(), orjson.dumps(record))
             )
 
-    def _publish(self, record: Record) -> None:
-        role = ABANDONMENTS if record["type"] == ABANDONMENT else CONVERSIONS
+    def _publish(self, record: Record, now_ms: int) -> None:
+        type_ = record["type"]
+        role = ABANDONMENTS if type_ == ABANDONMENT else CONVERSIONS
+        if self.observer is not None:
+            self._observe(self.observer, type_, record, now_ms)
         self._out.append(
             Outgoing(role, str(record["session_key"]).encode(), orjson.dumps(record))
         )
+
+    def _observe(
+        self, observer: PublishObserver, type_: str, record: Record, now_ms: int
+    ) -> None:
+        # Records carry ISO times only; parsing them costs microseconds, and
+        # only alerts and macro conversions, a small share of events, pay it.
+        if type_ == ABANDONMENT:
+            detected = parse_timestamp(record["detected_at"])
+            if detected is not None:
+                due = detected + self.rules.allowed_lateness_ms
+                observer.observe_alert(due, now_ms)
+        elif type_ == MACRO_CONVERSION:
+            at = parse_timestamp(record["at"])
+            # The session id is "<key>:<start ms>" (sessions.session_id_for).
+            start = str(record["session_id"]).rpartition(":")[2]
+            if at is not None and start.isdigit():
+                observer.observe_macro(int(start), at)
 
     def _dead(self, reason: str, detail: str, message: Incoming) -> None:
         source = message.headers or source_headers(
