@@ -136,7 +136,12 @@ def worker(ctx: click.Context, config_path: Path | None, industry: str | None) -
     type=click.IntRange(1, 65534),
     default=9092,
     show_default=True,
-    help="Port of the local broker the demo starts (its controller: +1).",
+    help="Port of the local broker the demo starts.",
+)
+@click.option(
+    "--controller-port",
+    type=click.IntRange(1, 65535),
+    help="Port of the local broker's KRaft controller  [default: broker port + 1].",
 )
 @click.option(
     "--web-port",
@@ -165,6 +170,7 @@ def demo(
     rate_per_s: float,
     bootstrap_servers: str | None,
     broker_port: int,
+    controller_port: int | None,
     web_port: int,
     duration_s: float | None,
     run_dir: Path,
@@ -179,6 +185,7 @@ def demo(
         industry=industry,
         rate_per_s=rate_per_s,
         broker_port=broker_port,
+        controller_port=controller_port,
         web_port=web_port,
         bootstrap_servers=bootstrap_servers,
         duration_s=duration_s,

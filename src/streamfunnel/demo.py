@@ -51,6 +51,8 @@ class DemoPlan:
     session_timeout_s: float = DEMO_TIMEOUT_S
     allowed_lateness_s: float = DEMO_LATENESS_S
     broker_port: int = 9092
+    # None: the port after broker_port.
+    controller_port: int | None = None
     web_port: int = 6066
     # None: start the local broker; otherwise use this one and leave it be.
     bootstrap_servers: str | None = None
@@ -141,7 +143,7 @@ def _start_broker(plan: DemoPlan, data_dir: Path) -> str:
         "--port",
         str(plan.broker_port),
         "--controller-port",
-        str(plan.broker_port + 1),
+        str(plan.controller_port or plan.broker_port + 1),
         "--data-dir",
         str(data_dir),
     ]

@@ -24,7 +24,7 @@ STOP_TIMEOUT_S = 90.0
 
 class Demo:
     def __init__(self, run_dir: Path, *args: str) -> None:
-        self.broker_port, self.web_port = free_ports(2)
+        self.broker_port, controller_port, self.web_port = free_ports(3)
         self.run_dir = run_dir
         self.lines: list[str] = []
         self.process = subprocess.Popen(
@@ -35,6 +35,8 @@ class Demo:
                 "demo",
                 "--broker-port",
                 str(self.broker_port),
+                "--controller-port",
+                str(controller_port),
                 "--web-port",
                 str(self.web_port),
                 "--run-dir",
