@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 from pathlib import Path
@@ -72,33 +73,27 @@ def replay(
 
     rules = load_config(config_path, industry=industry).rules
     tune_for_throughput()
-    source: IO[bytes]
-    try:
-        source = sys.stdin.buffer if events == "-" else open(events, "rb")  # noqa: SIM115
-    except OSError as exc:
-        raise click.ClickException(f"cannot read {events}: {exc.strerror}") from exc
-    sink: IO[bytes] | None = None
-    try:
-        if dead_letter is not None:
-            try:
-                sink = dead_letter.open("wb")
-            except OSError as exc:
-                raise click.ClickException(
-                    f"cannot write {dead_letter}: {exc.strerror}"
-                ) from exc
+    with contextlib.ExitStack() as files:
+        source = sys.stdin.buffer if events == "-" else _open(files, events, "rb")
+        sink = None if dead_letter is None else _open(files, str(dead_letter), "wb")
         progress = None if quiet else sys.stderr
         try:
             result = run_replay(source, rules, sys.stdout.buffer, sink, progress)
         except OSError as exc:
             raise click.ClickException(f"reading {events} failed: {exc}") from exc
         sys.stdout.buffer.flush()
-    finally:
-        if source is not sys.stdin.buffer:
-            source.close()
-        if sink is not None:
-            sink.close()
     if not quiet:
         sys.stderr.write(summary(result, rules))
+
+
+def _open(files: contextlib.ExitStack, path: str, mode: str) -> IO[bytes]:
+    """Open ``path`` for the command's duration, or fail with a one-line message."""
+    try:
+        handle: IO[bytes] = files.enter_context(open(path, mode))  # noqa: SIM115
+    except OSError as exc:
+        verb = "read" if "r" in mode else "write"
+        raise click.ClickException(f"cannot {verb} {path}: {exc.strerror}") from exc
+    return handle
 
 
 @cli.command()

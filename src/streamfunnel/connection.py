@@ -54,7 +54,7 @@ def client_options(kafka: KafkaSettings, role: str) -> dict[str, Any]:
 
 def tls_context(kafka: KafkaSettings) -> ssl.SSLContext:
     """The TLS context for the broker: its CA (else the system's), our key pair."""
-    from aiokafka.helpers import (  # type: ignore[import-untyped, unused-ignore]
+    from aiokafka.helpers import (
         create_ssl_context,
     )
 
@@ -131,7 +131,7 @@ async def connect(client: Any, kafka: KafkaSettings, timeout_s: float) -> None:
 
     Gives up after ``timeout_s``; the client is closed again on failure.
     """
-    from aiokafka.errors import KafkaError  # type: ignore[import-untyped, unused-ignore]
+    from aiokafka.errors import KafkaError
 
     deadline = time.monotonic() + timeout_s
     try:
@@ -162,7 +162,7 @@ async def close(client: Any) -> None:
     Bounded, and quiet about a broker that went away meanwhile: closing is what
     runs after something else already failed.
     """
-    from aiokafka.errors import KafkaError  # type: ignore[import-untyped, unused-ignore]
+    from aiokafka.errors import KafkaError
 
     # Producers and consumers stop; the admin client only closes.
     stop = getattr(client, "stop", None) or client.close
@@ -188,7 +188,7 @@ async def topic_partitions(admin: Any, topics: Iterable[str]) -> dict[str, list[
 
 def admin_client(kafka: KafkaSettings, role: str) -> Any:
     """An aiokafka admin client for these settings, not started yet."""
-    from aiokafka.admin import (  # type: ignore[import-untyped, unused-ignore]
+    from aiokafka.admin import (
         AIOKafkaAdminClient,
     )
 

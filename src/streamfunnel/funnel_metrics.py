@@ -70,6 +70,8 @@ class FunnelWindows:
 
     def close(self, stream_time: int) -> list[dict[str, Any]]:
         """Records of every window that ends at or before ``stream_time``."""
+        if not self._windows or min(self._windows) + self.window_ms > stream_time:
+            return []
         due = sorted(s for s in self._windows if s + self.window_ms <= stream_time)
         return [self._record(start, self._windows.pop(start)) for start in due]
 

@@ -52,7 +52,7 @@ def dump_session(session: SessionState, partition: int) -> bytes:
             session.furthest,
             sorted(session.sequences_done),
             [_dump_event(e) for e in session.pending],
-            sorted(session.seen),
+            list(session.seen),
         ]
     )
 

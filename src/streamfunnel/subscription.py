@@ -244,8 +244,8 @@ async def subscribe(
     produced after that is shown.
     """
     # Imported here, so that the command line loads without aiokafka.
-    from aiokafka import AIOKafkaConsumer  # type: ignore[import-untyped, unused-ignore]
-    from aiokafka.errors import KafkaError  # type: ignore[import-untyped, unused-ignore]
+    from aiokafka import AIOKafkaConsumer
+    from aiokafka.errors import KafkaError
 
     started_s = time.monotonic()
     deadline_s = math.inf if plan.timeout_s is None else started_s + plan.timeout_s
@@ -285,7 +285,7 @@ async def _assign(
 
     Returns None if the time is up or a stop is asked for first.
     """
-    from aiokafka import TopicPartition  # type: ignore[import-untyped, unused-ignore]
+    from aiokafka import TopicPartition
 
     found = await _partitions_when_present(kafka, plan, errors, deadline_s, stop)
     if found is None:

@@ -339,8 +339,8 @@ async def produce_traffic(
     stop: asyncio.Event | None = None,
 ) -> TrafficResult:
     """Simulate traffic and send it live to ``plan.topic``; see the module doc."""
-    from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped, unused-ignore]
-    from aiokafka.errors import KafkaError  # type: ignore[import-untyped, unused-ignore]
+    from aiokafka import AIOKafkaProducer
+    from aiokafka.errors import KafkaError
 
     await check_topic(kafka, plan.topic, CLIENT_ROLE, plan.connect_timeout_s)
     producer = AIOKafkaProducer(

@@ -13,13 +13,14 @@ from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from typing import Any
 
-# aiokafka ships no type information; its classes are Any to mypy.
-from aiokafka import (  # type: ignore[import-untyped, unused-ignore]
+# aiokafka ships no type information; its classes are Any to mypy (see the
+# override in pyproject.toml).
+from aiokafka import (
     AIOKafkaConsumer,
     AIOKafkaProducer,
     TopicPartition,
 )
-from aiokafka.admin import (  # type: ignore[import-untyped, unused-ignore]
+from aiokafka.admin import (
     AIOKafkaAdminClient,
     NewTopic,
 )

@@ -36,7 +36,6 @@ from streamfunnel.metrics import WorkerMetrics
 from streamfunnel.tally import Tally, bump
 from streamfunnel.worker.deadletters import (
     dead_letter_headers,
-    header_map,
     source_headers,
 )
 from streamfunnel.worker.processing import (
@@ -183,7 +182,7 @@ class Worker:
     async def _route(self, stream: Any) -> None:
         settings = self.config.worker
         decode = self.decoder.decode
-        internal_name = self.internal.get_topic_name()
+        internal = self.internal
         async for events in stream.take_events(
             settings.batch_max, settings.batch_within_s
         ):
@@ -205,7 +204,7 @@ class Worker:
                         )
                     )
                 else:
-                    await self._produce(internal_name, item.key.encode(), value, source)
+                    await self._produce(internal, item.key.encode(), value, source)
 
     async def _sessions(self, stream: Any) -> None:
         settings = self.config.worker
@@ -233,7 +232,7 @@ class Worker:
                             partition,
                             message.offset,
                             message.value if message.value is not None else b"",
-                            list(header_map(message.headers).items()),
+                            message.headers,
                         ),
                         now,
                     )
@@ -253,32 +252,26 @@ class Worker:
         return processor
 
     async def _send(self, outgoing: Outgoing) -> None:
-        topic = self.outputs[outgoing.topic]
-        if self.transactional:
-            await topic.send(
-                key=outgoing.key, value=outgoing.value, headers=outgoing.headers
-            )
-        else:
-            await self._produce(
-                topic.get_topic_name(), outgoing.key, outgoing.value, outgoing.headers
-            )
+        await self._produce(
+            self.outputs[outgoing.topic], outgoing.key, outgoing.value, outgoing.headers
+        )
 
     async def _produce(
-        self, topic: str, key: bytes | None, value: bytes, headers: Any
+        self, topic: Any, key: bytes | None, value: bytes, headers: Any
     ) -> None:
         """Hand one message to the producer's batch, without waiting for Kafka.
 
         Faust flushes the producer before it commits offsets, so everything
         sent for a batch is in Kafka before the batch counts as processed.
         Faust's own per-message send path costs several times more than the
-        producer call itself, which is what limits a worker's throughput.
+        producer call itself; only transactions need it, to join the right one.
         """
         if self.transactional:
-            await self.app.topic(
-                topic, key_serializer="raw", value_serializer="raw"
-            ).send(key=key, value=value, headers=headers)
+            await topic.send(key=key, value=value, headers=headers)
         else:
-            await self.app.producer.send(topic, key, value, None, None, headers)
+            await self.app.producer.send(
+                topic.get_topic_name(), key, value, None, None, headers
+            )
 
     # -- ticks, rebalances, health ---------------------------------------------
 

@@ -29,6 +29,7 @@ from streamfunnel.snapshots import (
 from streamfunnel.worker.deadletters import (
     Headers,
     dead_letter_headers,
+    header_map,
     source_headers,
 )
 
@@ -70,7 +71,8 @@ class Incoming:
     partition: int
     offset: int
     value: bytes
-    headers: Headers
+    # As Kafka gave them (pairs or a mapping); read only for a dead letter.
+    headers: object
 
 
 @dataclass(frozen=True)
@@ -259,7 +261,7 @@ class PartitionProcessor:
                 observer.observe_macro(int(start), at)
 
     def _dead(self, reason: str, detail: str, message: Incoming) -> None:
-        source = message.headers or source_headers(
+        source = list(header_map(message.headers).items()) or source_headers(
             "", message.partition, message.offset
         )
         self._out.append(

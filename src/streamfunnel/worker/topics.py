@@ -11,10 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any
 
 from streamfunnel.config import Config
-from streamfunnel.connection import client_options
+from streamfunnel.connection import admin_client, close, connect
 from streamfunnel.errors import BrokerError
 
 logger = logging.getLogger(__name__)
@@ -29,16 +28,13 @@ def user_topics(config: Config) -> list[str]:
 
 async def ensure_topics(config: Config) -> list[str]:
     """Create missing user topics; returns the names it created."""
-    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+    from aiokafka.admin import NewTopic
     from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
-    admin: Any = AIOKafkaAdminClient(
-        request_timeout_ms=int(ADMIN_TIMEOUT_S * 1000),
-        **client_options(config.kafka, "worker-admin"),
-    )
+    admin = admin_client(config.kafka, "worker-admin")
+    await connect(admin, config.kafka, ADMIN_TIMEOUT_S)
     try:
         async with asyncio.timeout(ADMIN_TIMEOUT_S):
-            await admin.start()
             existing = set(await admin.list_topics())
             missing = [name for name in user_topics(config) if name not in existing]
             if missing:
@@ -54,15 +50,10 @@ async def ensure_topics(config: Config) -> list[str]:
                 with contextlib.suppress(TopicAlreadyExistsError):
                     await admin.create_topics(new)
                 logger.info("created topics %s", ", ".join(missing))
-    except TimeoutError as exc:
+    except (KafkaError, TimeoutError) as exc:
         raise BrokerError(
-            f"Kafka at {config.kafka.bootstrap_servers} did not answer within "
-            f"{ADMIN_TIMEOUT_S:g} s"
-        ) from exc
-    except (KafkaError, OSError) as exc:
-        raise BrokerError(
-            f"cannot reach Kafka at {config.kafka.bootstrap_servers}: {exc}"
+            f"creating topics on {config.kafka.bootstrap_servers} failed: {exc!r}"
         ) from exc
     finally:
-        await admin.close()
+        await close(admin)
     return missing
